@@ -99,6 +99,7 @@ class Settings:
     shard_ids: tuple[int, ...] | None = None
     shard_ids_from_ordinal: str | None = None
     pod_name: str | None = None
+    shards_per_pod: int = 1
     database_url: Secret | None = None
     db_pool_min: int = 2
     db_pool_max: int = 10
@@ -127,6 +128,36 @@ class Settings:
     shutdown_timeout: float = 10.0
     member_cache_cap: int = 100_000
     rest_global_limit: float = 50.0
+
+    def resolve_shard_ids(self) -> tuple[int, ...] | None:
+        """The shard ids this process runs; None means all of them.
+
+        With ``SHARD_IDS_FROM_ORDINAL=per_pod`` the ordinal of a StatefulSet
+        pod (the number after the last ``-`` of ``POD_NAME``, else of the
+        host name) picks ``SHARDS_PER_POD`` consecutive shards: pod ``k``
+        runs ``k*P`` to ``k*P+P-1``.
+
+        Raises:
+            ConfigError: no ordinal can be read, or it is past the shards.
+        """
+        if self.shard_ids is not None or self.shard_ids_from_ordinal is None:
+            return self.shard_ids
+        name = self.pod_name or os.environ.get("HOSTNAME") or ""
+        ordinal = name.rsplit("-", 1)[-1]
+        if not ordinal.isdigit():
+            raise ConfigError(
+                "POD_NAME", f"expected a StatefulSet pod name like vsb-0, got {name!r}"
+            )
+        assert self.shard_count is not None  # checked by load_settings
+        first = int(ordinal) * self.shards_per_pod
+        if first >= self.shard_count:
+            raise ConfigError(
+                "SHARDS_PER_POD",
+                f"expected pod {ordinal} to get shards below SHARD_COUNT "
+                f"({self.shard_count}), got first shard {first}",
+            )
+        last = min(first + self.shards_per_pod, self.shard_count)
+        return tuple(range(first, last))
 
     @property
     def oauth_enabled(self) -> bool:
@@ -337,6 +368,7 @@ _VARS: Final[tuple[_Var, ...]] = (
     _Var("SHARD_IDS", "shard_ids", _shard_ids),
     _Var("SHARD_IDS_FROM_ORDINAL", "shard_ids_from_ordinal", _choice("per_pod")),
     _Var("POD_NAME", "pod_name", _text),
+    _Var("SHARDS_PER_POD", "shards_per_pod", _int_in(1, 100_000)),
     _Var("DATABASE_URL", "database_url", _postgres_url, secret=True),
     _Var("DB_POOL_MIN", "db_pool_min", _int_in(0, 1000)),
     _Var("DB_POOL_MAX", "db_pool_max", _int_in(1, 1000)),

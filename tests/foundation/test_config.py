@@ -251,3 +251,35 @@ def test_run_without_token_is_one_line_exit_2(tmp_path: Path) -> None:
     assert len(lines) == 1 and lines[0].startswith(
         "DISCORD_BOT_TOKEN: required for run"
     )
+
+
+@pytest.mark.parametrize(
+    ("pod", "per_pod", "expected"),
+    [
+        ("vsb-0", "2", (0, 1)),
+        ("vsb-1", "2", (2, 3)),
+        ("vsb-2", "3", (6,)),
+        ("vsb-3", "1", (3,)),
+    ],
+)
+def test_shard_ids_from_statefulset_ordinal(
+    pod: str, per_pod: str, expected: tuple[int, ...]
+) -> None:
+    settings = load_settings(
+        {
+            "SHARD_COUNT": "7",
+            "SHARD_IDS_FROM_ORDINAL": "per_pod",
+            "SHARDS_PER_POD": per_pod,
+            "POD_NAME": pod,
+        }
+    )
+    assert settings.resolve_shard_ids() == expected
+
+
+def test_shard_ids_from_ordinal_errors() -> None:
+    base = {"SHARD_COUNT": "2", "SHARD_IDS_FROM_ORDINAL": "per_pod"}
+    with pytest.raises(ConfigError, match="^POD_NAME:"):
+        load_settings({**base, "POD_NAME": "vsb"}).resolve_shard_ids()
+    with pytest.raises(ConfigError, match="^SHARDS_PER_POD:"):
+        load_settings({**base, "POD_NAME": "vsb-5"}).resolve_shard_ids()
+    assert load_settings({}).resolve_shard_ids() is None
