@@ -1,0 +1,11 @@
+DROP TABLE gateway_sessions;
+DROP TABLE command_sync;
+DROP TABLE oauth_states;
+DROP TABLE audit_log;
+DROP TABLE flagged_messages;
+DROP TABLE mod_cases;
+DROP TABLE guild_case_counters;
+DROP TABLE guild_settings;
+DROP TABLE user_roles;
+DROP TABLE roles;
+DROP TABLE users;

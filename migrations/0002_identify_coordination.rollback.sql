@@ -1,0 +1,2 @@
+DROP TABLE identify_budget;
+DROP TABLE identify_turns;

@@ -1,0 +1,1 @@
+"""Long-running services of the bot (database, web, AI, moderation, ...)."""
