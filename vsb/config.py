@@ -109,6 +109,9 @@ class Settings:
     db_statement_timeout: float = 30.0
     groq_api_key: Secret | None = None
     groq_api_base: str = "https://api.groq.com/openai/v1"
+    groq_model_fast: str | None = None
+    groq_model_balanced: str | None = None
+    groq_model_quality: str | None = None
     oauth_client_id: str | None = None
     oauth_client_secret: Secret | None = None
     oauth_redirect_uri: str | None = None
@@ -378,6 +381,9 @@ _VARS: Final[tuple[_Var, ...]] = (
     _Var("DB_STATEMENT_TIMEOUT", "db_statement_timeout", _seconds),
     _Var("GROQ_API_KEY", "groq_api_key", _secret, secret=True),
     _Var("GROQ_API_BASE", "groq_api_base", _http_url),
+    _Var("GROQ_MODEL_FAST", "groq_model_fast", _text),
+    _Var("GROQ_MODEL_BALANCED", "groq_model_balanced", _text),
+    _Var("GROQ_MODEL_QUALITY", "groq_model_quality", _text),
     _Var("OAUTH_CLIENT_ID", "oauth_client_id", _text),
     _Var("OAUTH_CLIENT_SECRET", "oauth_client_secret", _secret, secret=True),
     _Var("OAUTH_REDIRECT_URI", "oauth_redirect_uri", _http_url),
