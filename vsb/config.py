@@ -131,6 +131,7 @@ class Settings:
     shutdown_timeout: float = 10.0
     member_cache_cap: int = 100_000
     rest_global_limit: float = 50.0
+    words_file: Path | None = None
 
     def resolve_shard_ids(self) -> tuple[int, ...] | None:
         """The shard ids this process runs; None means all of them.
@@ -334,6 +335,13 @@ def _public_key(raw: str) -> str:
     return value
 
 
+def _readable_file(raw: str) -> Path:
+    path = Path(_text(raw))
+    if not path.is_file():
+        raise ValueError(f"a readable file, got {str(path)!r} which is not one")
+    return path
+
+
 def _text(raw: str) -> str:
     if not raw.strip():
         raise ValueError("a non-empty value")
@@ -403,6 +411,7 @@ _VARS: Final[tuple[_Var, ...]] = (
     _Var("VSB_SHUTDOWN_TIMEOUT", "shutdown_timeout", _seconds),
     _Var("VSB_MEMBER_CACHE_CAP", "member_cache_cap", _int_in(1, 100_000_000)),
     _Var("DISCORD_REST_GLOBAL_LIMIT", "rest_global_limit", _positive),
+    _Var("VSB_WORDS_FILE", "words_file", _readable_file),
 )
 #: The names of every setting, for documentation and tests.
 VARIABLES: Final = tuple(var.name for var in _VARS) + (

@@ -19,8 +19,10 @@ When a service fails:
 SIGINT or SIGTERM (or :meth:`Supervisor.request_shutdown`) starts a graceful
 shutdown: each service's ``drain`` (stop taking new work, finish what is in
 flight) runs in reverse start order within the shutdown deadline (default
-10 s); then everything still running is cancelled. A second signal, or the
-deadline, cancels at once.
+10 s); then the services are cancelled one at a time, again in reverse start
+order, each stopped before the next is cancelled (the gateway stores its
+sessions while the database is still open). A second signal, or the deadline,
+cancels everything at once.
 
 Exceptions::
 
@@ -106,6 +108,8 @@ class Supervisor:
         self.stopping = trio.Event()
         self.started_at: float | None = None
         self._cancel: trio.CancelScope | None = None
+        # Per started service: its cancel scope and an event set once it ended.
+        self._running: list[tuple[trio.CancelScope, trio.Event]] = []
 
     def request_shutdown(self, reason: str = "requested") -> None:
         """Begin a graceful shutdown (idempotent)."""
@@ -148,6 +152,7 @@ class Supervisor:
                 )
                 await self.stopping.wait()
                 await self._drain()
+                await self._stop_in_order()
                 nursery.cancel_scope.cancel()
 
     async def _drain(self) -> None:
@@ -161,6 +166,11 @@ class Supervisor:
                     "app.drain_failed",
                     extra={"service": service.name, "error": type(exc).__name__},
                 )
+
+    async def _stop_in_order(self) -> None:
+        for scope, done in reversed(self._running):
+            scope.cancel()
+            await done.wait()
 
     async def _enforce_deadline(self) -> None:
         await self.stopping.wait()
@@ -189,9 +199,13 @@ class Supervisor:
 
     async def _supervise(self, service: Service, *, task_status: Any) -> None:
         """Run one service, restarting it while it is not critical."""
+        scope, done = trio.CancelScope(), trio.Event()
+        self._running.append((scope, done))
         try:
-            await self._supervise_loop(service, task_status)
+            with scope:
+                await self._supervise_loop(service, task_status)
         finally:
+            done.set()
             if self.stopping.is_set() and service.state is not ServiceState.FAILED:
                 service.state = ServiceState.STOPPED
 

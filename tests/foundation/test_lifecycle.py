@@ -208,3 +208,33 @@ async def test_critical_failure_at_start(
     )
     assert await sup.run() == 1
     assert rec.events == []
+
+
+async def test_stop_runs_in_reverse_start_order_one_at_a_time(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # The gateway must finish its shutdown (it stores sessions in the
+    # database) before the database is cancelled.
+    rec = Recorder()
+
+    def slow_stopper(name: str) -> Service:
+        async def run(*, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+            task_status.started()
+            try:
+                await trio.sleep_forever()
+            finally:
+                with trio.CancelScope(shield=True):
+                    await trio.sleep(1)
+                rec.events.append(f"stopped {name}")
+
+        return Service(name, run)
+
+    sup = Supervisor(
+        [slow_stopper("database"), slow_stopper("web"), slow_stopper("gateway")],
+        handle_signals=False,
+    )
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(sup.run)
+        await sup.started.wait()
+        sup.request_shutdown()
+    assert rec.events == ["stopped gateway", "stopped web", "stopped database"]

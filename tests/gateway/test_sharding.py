@@ -140,3 +140,33 @@ def test_shard_ids_need_a_count_and_must_fit() -> None:
             shard_ids=[4],
             shard_count=4,
         )
+
+
+async def test_stop_closes_resumably_and_run_returns(
+    gateway: Any, autojump_clock: Any
+) -> None:
+    # stop() is the gateway's drain: shards save their sessions and close
+    # 4000 while the rest of the bot (and the database) still runs.
+    store = MemoryStore()
+    mgr = manager(gateway, session_store=store)
+    returned = trio.Event()
+
+    async def run() -> None:
+        await mgr.run()
+        returned.set()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(run)
+        await wait_for(lambda: gateway.sessions.get("S0") is not None)
+        await mgr.stop()
+        assert returned.is_set()
+        saved = store.sessions[0]
+        assert saved is not None and saved.session_id == "S0"
+    assert gateway.connections[0].client_close_code == 4000
+
+
+async def test_stop_before_run_is_harmless(gateway: Any) -> None:
+    mgr = manager(gateway)
+    await mgr.stop()
+    await mgr.run()  # returns at once: already stopped
+    assert gateway.connections == []

@@ -138,6 +138,8 @@ class ShardManager:
         self._presence = presence
         self._rng = rng or random.Random()
         self.shards: dict[int, Shard] = {}
+        self._stop_scope = trio.CancelScope()
+        self._ended = trio.Event()
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         """Start every shard (in identify order) and run them until cancelled.
@@ -161,13 +163,26 @@ class ShardManager:
             extra={"shard_count": count, "shard_ids": ids},
         )
         try:
-            async with trio.open_nursery() as nursery:
-                for shard in self.shards.values():
-                    await nursery.start(shard.run)
-                task_status.started()
+            with self._stop_scope:
+                async with trio.open_nursery() as nursery:
+                    for shard in self.shards.values():
+                        await nursery.start(shard.run)
+                    task_status.started()
         except BaseExceptionGroup as group:
             _raise_fatal(group)
             raise
+        finally:
+            self._ended.set()
+
+    async def stop(self) -> None:
+        """Stop every shard and return once they are closed.
+
+        Each shard closes as it does when cancelled: with a session store,
+        it saves its session and closes resumably. :meth:`run` then returns.
+        """
+        self._stop_scope.cancel()
+        if self.shards:
+            await self._ended.wait()
 
     def _new_shard(self, shard_id: int, count: int, url: str) -> Shard:
         return Shard(
