@@ -253,7 +253,9 @@ class Bot:
         )
         registry.add_all(CaseCommands(db, modlog).commands())
         registry.add_all(Purge(rest, cache, modlog).commands())
-        registry.add_all(Config(db).commands())
+        registry.add_all(
+            Config(db, on_change=moderation.invalidate_settings).commands()
+        )
         registry.add_all(Analyze(moderation.classify, db).commands())
         review_commands.register(registry, moderation)
         if ai is not None:

@@ -245,7 +245,10 @@ class Harness:
         self.registry.add_all(self.moderation.commands())
         self.registry.add_all(CaseCommands(db, self.modlog).commands())
         self.registry.add_all(Purge(self.rest, self.cache, self.modlog).commands())
-        self.registry.add_all(Config(db).commands())
+        self.settings_changed: list[int] = []
+        self.registry.add_all(
+            Config(db, on_change=self.settings_changed.append).commands()
+        )
         self.service: CommandService | None = None
 
     def wake_expiry(self) -> None:

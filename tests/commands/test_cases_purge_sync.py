@@ -126,6 +126,7 @@ async def test_config_changes_settings(h: Any) -> None:
     assert "Saved." in h.text(ix)
     found = await guild_settings.get(h.db, h.sb.default.guild_id)
     assert (found.auto_threshold, found.review_threshold) == (0.9, 0.5)
+    assert h.settings_changed == [h.sb.default.guild_id]
     bad = [
         {"name": "auto", "type": 10, "value": 0.5},
         {"name": "review", "type": 10, "value": 0.9},
@@ -136,6 +137,7 @@ async def test_config_changes_settings(h: Any) -> None:
         user_id=h.sb.default.owner_id,
     )
     assert "must not exceed" in h.text(ix)
+    assert h.settings_changed == [h.sb.default.guild_id]  # a refused change
     ix = await h.command(
         "config", {"show": {"type": 1}}, user_id=h.sb.default.moderator_id
     )

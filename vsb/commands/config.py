@@ -9,6 +9,7 @@ entry with old and new values in the same transaction.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from vsb.cache.permissions import Permissions
@@ -29,10 +30,16 @@ class Config:
 
     Args:
         db: the database.
+        on_change: called with the guild id after its settings changed (the
+            moderation service drops its cached copy, so a change applies to
+            the next message).
     """
 
-    def __init__(self, db: Database) -> None:
+    def __init__(
+        self, db: Database, *, on_change: Callable[[int], None] | None = None
+    ) -> None:
         self._db = db
+        self._on_change = on_change
 
     def commands(self) -> list[Command]:
         """``/config``, for ``registry.add_all``."""
@@ -149,6 +156,8 @@ class Config:
             )
         except SettingsError as exc:
             raise CommandError(str(exc)) from exc
+        if self._on_change is not None:
+            self._on_change(updated.guild_id)
         await ctx.respond("Saved.", embeds=[settings_embed(updated)])
 
 
