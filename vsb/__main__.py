@@ -29,6 +29,14 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"vsb: {message} (see python -m vsb --help)\n")
 
 
+def _positive_int(raw: str) -> int:
+    if not (raw.isascii() and raw.isdigit()) or int(raw) < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number of at least 1, got {raw!r}"
+        )
+    return int(raw)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="python -m vsb",
@@ -50,7 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
     migrate = commands.add_parser("migrate", help="apply or roll back migrations")
     migrate.add_argument("action", choices=("up", "down", "status"))
     migrate.add_argument(
-        "--steps", type=int, default=1, help="how many to roll back with down"
+        "--steps",
+        type=_positive_int,
+        default=1,
+        help="how many to roll back with down (default 1)",
     )
     commands.add_parser(
         "check-config", help="validate settings and print them, secrets redacted"

@@ -30,9 +30,11 @@ bot could not start (one ERROR log line says why).
 from __future__ import annotations
 
 import logging
+import sys
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
+from urllib.parse import urlsplit
 
 import psycopg
 import trio
@@ -61,7 +63,7 @@ from vsb.metrics import MetricsExporter, MetricsSources
 from vsb.moderation.rules import LocalClassifier, RuleConfig
 from vsb.moderation.words import WordListError, load_words
 from vsb.rest import RestClient
-from vsb.rest.errors import DiscordHTTPError, RestError
+from vsb.rest.errors import DiscordHTTPError, NotFound, RestError
 from vsb.router import EventRouter
 from vsb.services.ai import GroqClient, tier_models
 from vsb.services.audit import AuditWriter
@@ -107,9 +109,7 @@ async def run_bot(
     async with trio.open_nursery() as nursery:
         try:
             url, embedded = await _database(settings, nursery)
-            applied = await trio.to_thread.run_sync(migrate.up, url)
-            if applied:
-                log.info("db.migrated", extra={"applied": applied})
+            await _migrate_at_start(url)
             bot = await Bot.assemble(settings, url, embedded=embedded)
         except StartupError as exc:
             log.error("app.start_failed", extra={"error": str(exc)})
@@ -128,6 +128,27 @@ async def run_bot(
 async def _report_started(bot: Bot, task_status: Any) -> None:
     await bot.supervisor.started.wait()
     task_status.started(bot)
+
+
+async def _migrate_at_start(url: str) -> None:
+    try:
+        applied = await trio.to_thread.run_sync(migrate.up, url)
+    except migrate.MigrationError as exc:
+        raise StartupError(str(exc)) from None
+    except psycopg.Error as exc:
+        raise StartupError(database_error(exc, url)) from None
+    if applied:
+        log.info("db.migrated", extra={"applied": applied})
+
+
+def database_error(exc: psycopg.Error, url: str) -> str:
+    """One line saying why the database refused, without the password."""
+    first = (str(exc).strip().splitlines() or [""])[0]
+    password = urlsplit(url).password
+    if password:
+        first = first.replace(password, "***")
+    detail = f": {first}" if first else ""
+    return f"database error ({type(exc).__name__}{detail}); check DATABASE_URL"
 
 
 async def _database(settings: Settings, nursery: trio.Nursery) -> tuple[str, bool]:
@@ -224,10 +245,17 @@ class Bot:
         async def request_members(guild_id: int) -> object:
             return await shards_ref[0].request_guild_members(guild_id)
 
+        async def fetch_member(guild_id: int, user_id: int) -> Any:
+            # The cache wants None for "not a member" (10007 Unknown Member).
+            try:
+                return await rest.get_member(guild_id, user_id)
+            except NotFound:
+                return None
+
         cache = Cache(
             member_cap_per_guild=s.member_cache_cap,
             messages_per_channel=100,
-            fetch_member=rest.get_member,
+            fetch_member=fetch_member,
             request_guild_members=request_members,
         )
         cache.register(router)
@@ -453,7 +481,10 @@ def migrate_command(settings: Settings, action: str, steps: int) -> int:
         try:
             url = server.start()
         except EmbeddedError as exc:
-            print(f"vsb: {exc} (set DATABASE_URL to use an external PostgreSQL)")
+            print(
+                f"vsb: {exc} (set DATABASE_URL to use an external PostgreSQL)",
+                file=sys.stderr,
+            )
             return 1
     try:
         if action == "up":
@@ -466,10 +497,10 @@ def migrate_command(settings: Settings, action: str, steps: int) -> int:
             for item in migrate.status(url):
                 print(f"{'applied' if item.applied else 'pending'}  {item.id}")
     except migrate.MigrationError as exc:
-        print(f"vsb: {exc}")
+        print(f"vsb: {exc}", file=sys.stderr)
         return 1
     except psycopg.Error as exc:
-        print(f"vsb: database error ({type(exc).__name__}); check DATABASE_URL")
+        print(f"vsb: {database_error(exc, url)}", file=sys.stderr)
         return 1
     finally:
         if server is not None:

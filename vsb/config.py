@@ -148,7 +148,7 @@ class Settings:
             return self.shard_ids
         name = self.pod_name or os.environ.get("HOSTNAME") or ""
         ordinal = name.rsplit("-", 1)[-1]
-        if not ordinal.isdigit():
+        if not (ordinal.isascii() and ordinal.isdigit()):
             raise ConfigError(
                 "POD_NAME", f"expected a StatefulSet pod name like vsb-0, got {name!r}"
             )
@@ -228,7 +228,10 @@ def _snowflakes(raw: str) -> frozenset[int]:
 def _int_in(low: int, high: int) -> Callable[[str], int]:
     def decode(raw: str) -> int:
         try:
-            value = int(raw.strip())
+            text = raw.strip()
+            if not text.isascii():
+                raise ValueError
+            value = int(text)
         except ValueError:
             raise ValueError(f"an integer from {low} to {high}") from None
         if not low <= value <= high:
@@ -265,11 +268,30 @@ def _http_url(raw: str) -> str:
     return raw.strip().rstrip("/")
 
 
+def _ascii_digits(text: str) -> bool:
+    return text.isascii() and text.isdigit()
+
+
 def _postgres_url(raw: str) -> Secret:
     parts = urlsplit(raw.strip())
     if parts.scheme not in ("postgresql", "postgres"):
         raise ValueError("a postgresql:// URL")
+    try:
+        parts.port  # noqa: B018 (urllib checks the port when it is read)
+    except ValueError:
+        raise ValueError("a postgresql:// URL with a numeric port") from None
     return Secret(raw.strip())
+
+
+def _bot_token(raw: str) -> Secret:
+    value = raw.strip()
+    if not value:
+        raise ValueError("a non-empty value")
+    if value.lower().startswith("bot "):
+        raise ValueError("the token alone, without the 'Bot ' prefix")
+    if not value.isascii() or not value.isprintable() or " " in value:
+        raise ValueError("a bot token (printable ASCII, no spaces)")
+    return Secret(value)
 
 
 def _secret(raw: str) -> Secret:
@@ -287,7 +309,7 @@ def _jwt_key(raw: str) -> Secret:
 
 def _intents(raw: str) -> int:
     text = raw.strip().lower()
-    if text.isdigit():
+    if text.isascii() and text.isdigit():
         value = int(text)
         if value & ~_ALL_INTENTS:
             raise ValueError("a known gateway intents bitfield")
@@ -307,7 +329,7 @@ def _shard_ids(raw: str) -> tuple[int, ...]:
     expected = "shard ids like 0-3 or 4,5"
     for part in (p.strip() for p in raw.split(",") if p.strip()):
         low, sep, high = part.partition("-")
-        if not low.isdigit() or (sep and not high.isdigit()):
+        if not _ascii_digits(low) or (sep and not _ascii_digits(high)):
             raise ValueError(expected)
         first, last = int(low), int(high) if sep else int(low)
         if last < first or last - first > 100_000:
@@ -338,7 +360,7 @@ def _public_key(raw: str) -> str:
 def _readable_file(raw: str) -> Path:
     path = Path(_text(raw))
     if not path.is_file():
-        raise ValueError(f"a readable file, got {str(path)!r} which is not one")
+        raise ValueError("a readable file")
     return path
 
 
@@ -364,7 +386,7 @@ class _Var:
 
 
 _VARS: Final[tuple[_Var, ...]] = (
-    _Var("DISCORD_BOT_TOKEN", "discord_bot_token", _secret, secret=True),
+    _Var("DISCORD_BOT_TOKEN", "discord_bot_token", _bot_token, secret=True),
     _Var("DISCORD_APPLICATION_ID", "discord_application_id", _snowflake),
     _Var("DISCORD_GUILD_ID", "discord_guild_id", _snowflake),
     _Var("DISCORD_PUBLIC_KEY", "discord_public_key", _public_key),
@@ -431,7 +453,15 @@ def read_env_file(path: Path) -> dict[str, str]:
         ConfigError: a line is not of that form (named by line number).
     """
     values: dict[str, str] = {}
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError("VSB_ENV_FILE", f"expected UTF-8 text in {path}") from None
+    except OSError as exc:
+        raise ConfigError(
+            "VSB_ENV_FILE", f"cannot read {path} ({type(exc).__name__})"
+        ) from None
+    for number, line in enumerate(text.splitlines(), start=1):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
@@ -483,7 +513,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if "database_url" not in values and env.get("DB_HOST"):
         values["database_url"] = _url_from_parts(env)
     _check_together(values)
-    return Settings(**values)
+    settings = Settings(**values)
+    settings.resolve_shard_ids()  # a bad pod name stops start-up here
+    return settings
 
 
 def _url_from_parts(env: Mapping[str, str]) -> Secret:
@@ -520,6 +552,10 @@ def _check_together(values: Mapping[str, Any]) -> None:
         )
     if ids is not None and count is None:
         raise ConfigError("SHARD_COUNT", "expected a shard count when SHARD_IDS is set")
+    if values.get("shard_ids_from_ordinal") and ids is not None:
+        raise ConfigError(
+            "SHARD_IDS_FROM_ORDINAL", "expected either it or SHARD_IDS, not both"
+        )
     if values.get("shard_ids_from_ordinal") and count is None:
         raise ConfigError(
             "SHARD_COUNT", "expected a shard count when SHARD_IDS_FROM_ORDINAL is set"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -64,5 +67,47 @@ def test_migrate_command_reports_a_bad_database(
         database_url=Secret("postgresql://nobody:hunter2@127.0.0.1:1/none")
     )
     assert migrate_command(settings, "status", 1) == 1
-    out = capsys.readouterr().out
-    assert "check DATABASE_URL" in out and "hunter2" not in out
+    err = capsys.readouterr().err
+    assert "check DATABASE_URL" in err and "hunter2" not in err
+
+
+def test_run_with_unreachable_database_is_one_error_line_exit_1(
+    tmp_path: Path,
+) -> None:
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "DISCORD_BOT_TOKEN": "token-that-never-leaves",
+        "DATABASE_URL": "postgresql://u:pw-secret-7@127.0.0.1:1/db",
+        "LOG_FORMAT": "json",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "vsb", "run"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    output = result.stdout + result.stderr
+    assert "Traceback" not in output
+    assert "pw-secret-7" not in output and "token-that-never-leaves" not in output
+    lines = [json.loads(line) for line in output.splitlines()]
+    failed = [line for line in lines if line["event"] == "app.start_failed"]
+    assert len(failed) == 1 and "check DATABASE_URL" in failed[0]["error"]
+
+
+def test_migrate_errors_go_to_stderr_with_the_reason(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "vsb", "migrate", "status"],
+        env={
+            "PATH": "/usr/bin:/bin",
+            "DATABASE_URL": "postgresql://u:pw-secret-7@127.0.0.1:1/db",
+        },
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1 and result.stdout == ""
+    assert "refused" in result.stderr.lower() and "pw-secret-7" not in result.stderr

@@ -107,6 +107,10 @@ BAD = [
     ("LOG_LEVEL", "loud", "one of debug, info, warning, error"),
     ("LOG_FORMAT", "xml", "one of json, console"),
     ("DISCORD_PUBLIC_KEY", "xyz", "64 hex digits"),
+    ("SHARD_COUNT", "\u0663", "integer from 1"),  # an Arabic-Indic three
+    ("SHARD_IDS", "\u00b2", "shard ids like 0-3 or 4,5"),
+    ("DATABASE_URL", "postgresql://u@h:notaport/d", "numeric port"),
+    ("VSB_WORDS_FILE", "/nonexistent/words.txt", "a readable file, got"),
 ]
 
 
@@ -128,6 +132,23 @@ def test_bad_secret_value_is_not_shown(name: str, raw: str) -> None:
         load_settings({name: raw})
     assert raw not in str(info.value)
     assert str(info.value).startswith(name)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("Bot abc.def", "without the 'Bot ' prefix"),
+        ("caf\u00e9secret", "printable ASCII"),
+        ("abc\ndef", "printable ASCII"),
+        ("abc def", "printable ASCII"),
+    ],
+)
+def test_bad_bot_token_shapes_stop_start_up(raw: str, expected: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings({"DISCORD_BOT_TOKEN": raw})
+    message = str(info.value)
+    assert message.startswith("DISCORD_BOT_TOKEN: expected") and expected in message
+    assert raw not in message and "\n" not in message
 
 
 def test_rules_across_settings() -> None:
@@ -181,6 +202,10 @@ def test_bad_env_file(tmp_path: Path) -> None:
         load_settings({"VSB_ENV_FILE": str(bad)})
     with pytest.raises(ConfigError, match="^VSB_ENV_FILE: expected a readable file"):
         load_settings({"VSB_ENV_FILE": str(tmp_path / "missing.env")})
+    binary = tmp_path / "binary.env"
+    binary.write_bytes(b"DISCORD_BOT_TOKEN=\xff\xfe\n")
+    with pytest.raises(ConfigError, match="^VSB_ENV_FILE: expected UTF-8 text"):
+        load_settings({"VSB_ENV_FILE": str(binary)})
 
 
 def test_redacted_settings_hold_no_secret() -> None:
@@ -240,6 +265,8 @@ def test_check_config_prints_redacted_json(tmp_path: Path) -> None:
 def test_usage_errors_exit_2(tmp_path: Path) -> None:
     assert _cli("frobnicate", env={}, cwd=tmp_path).returncode == 2
     assert _cli("migrate", "sideways", env={}, cwd=tmp_path).returncode == 2
+    steps = _cli("migrate", "down", "--steps", "0", env={}, cwd=tmp_path)
+    assert steps.returncode == 2 and len(steps.stderr.splitlines()) == 1
     version = _cli("--version", env={}, cwd=tmp_path)
     assert version.returncode == 0 and version.stdout.startswith("vsb ")
 
@@ -278,8 +305,14 @@ def test_shard_ids_from_statefulset_ordinal(
 
 def test_shard_ids_from_ordinal_errors() -> None:
     base = {"SHARD_COUNT": "2", "SHARD_IDS_FROM_ORDINAL": "per_pod"}
+    # Checked when the settings are loaded, so check-config and run stop
+    # with one line (exit 2) rather than inside the running bot.
     with pytest.raises(ConfigError, match="^POD_NAME:"):
-        load_settings({**base, "POD_NAME": "vsb"}).resolve_shard_ids()
+        load_settings({**base, "POD_NAME": "vsb"})
+    with pytest.raises(ConfigError, match="^POD_NAME:"):
+        load_settings({**base, "POD_NAME": "vsb-\u0663"})
     with pytest.raises(ConfigError, match="^SHARDS_PER_POD:"):
-        load_settings({**base, "POD_NAME": "vsb-5"}).resolve_shard_ids()
+        load_settings({**base, "POD_NAME": "vsb-5"})
+    with pytest.raises(ConfigError, match="^SHARD_IDS_FROM_ORDINAL: expected either"):
+        load_settings({**base, "POD_NAME": "vsb-0", "SHARD_IDS": "0"})
     assert load_settings({}).resolve_shard_ids() is None
