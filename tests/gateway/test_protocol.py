@@ -183,6 +183,54 @@ def test_resume_attempts_are_bounded_then_identify() -> None:
     assert kinds == ["Send", "Send", "Identify"]
 
 
+def test_unreachable_resume_url_is_given_up_for_identify() -> None:
+    # A session stored before a restart whose resume URL no longer answers:
+    # every connection to it fails before HELLO.
+    proto = new_protocol()
+    proto.restore(Session("A", 3, "ws://gone"))
+    resumes = []
+    for attempt in range(proto.max_resume_attempts):
+        assert proto.connect(float(attempt)) == "ws://gone"
+        action = proto.closed(None, float(attempt))
+        assert isinstance(action, Reconnect)
+        resumes.append(action.resume)
+    assert resumes == [True, True, False]
+    assert proto.session is None and proto.seq is None
+    assert proto.connect(10.0) is None  # the GET /gateway/bot URL
+    [identify] = proto.receive(Opcode.HELLO, {"heartbeat_interval": 1000}, 10.0)
+    assert isinstance(identify, Identify)
+
+
+def test_failed_connects_and_failed_resumes_count_together() -> None:
+    proto = new_protocol()
+    proto.restore(Session("A", 3, "ws://r1"))
+    proto.connect(0.0)
+    proto.closed(None, 0.0)  # refused
+    proto.connect(1.0)
+    [resume] = proto.receive(Opcode.HELLO, {"heartbeat_interval": 1000}, 1.0)
+    assert isinstance(resume, Send) and resume.payload["op"] == Opcode.RESUME
+    proto.closed(4000, 1.5)  # closed before RESUMED
+    proto.connect(2.0)
+    action = proto.closed(None, 2.0)  # refused again: three in a row
+    assert isinstance(action, Reconnect) and not action.resume
+    assert proto.connect(3.0) is None
+
+
+def test_resumed_restarts_the_count_of_resume_attempts() -> None:
+    proto = new_protocol()
+    proto.restore(Session("A", 3, "ws://r1"))
+    for attempt in range(proto.max_resume_attempts - 1):
+        proto.connect(float(attempt))
+        proto.closed(None, float(attempt))
+    proto.connect(5.0)
+    proto.receive(Opcode.HELLO, {"heartbeat_interval": 1000}, 5.0)
+    proto.resumed(5.0)
+    for attempt in range(proto.max_resume_attempts - 1):
+        assert proto.connect(6.0 + attempt) == "ws://r1"
+        action = proto.closed(None, 6.0 + attempt)
+        assert isinstance(action, Reconnect) and action.resume
+
+
 def test_reconnect_opcode_closes_resumably() -> None:
     proto = connected()
     [action] = proto.receive(Opcode.RECONNECT, None, 1.0)

@@ -17,7 +17,7 @@ import trio
 import trio.testing
 
 from vsb import models
-from vsb.gateway import GatewayFatalError, ShardManager
+from vsb.gateway import GatewayFatalError, Session, ShardManager
 from vsb.sandbox import Sandbox, open_sandbox
 from vsb.secret import Secret
 
@@ -203,3 +203,33 @@ async def test_invalid_session_false_identifies_after_1_to_5_s(
     assert second.received_ops[0] == 2
     assert 1.0 <= second.opened_at - sent_at <= 5.5
     assert shard(mgr)["session_id"] != old
+
+
+class StoredSession:
+    """A session store holding one session, as a previous process left it."""
+
+    def __init__(self, session: Session) -> None:
+        self.session: Session | None = session
+
+    async def load(self, shard_id: int) -> Session | None:
+        return self.session
+
+    async def save(self, shard_id: int, session: Session | None) -> None:
+        self.session = session
+
+
+async def test_stored_session_with_a_dead_resume_url_identifies(
+    sb: Sandbox, nursery: trio.Nursery, autojump_clock: Any
+) -> None:
+    # Bound but never listening: every connection to it is refused.
+    with trio.socket.socket() as dead:
+        await dead.bind(("127.0.0.1", 0))
+        port = dead.getsockname()[1]
+        store = StoredSession(Session("gone", 41, f"ws://127.0.0.1:{port}/"))
+        mgr, recorder = await started(sb, nursery, session_store=store)
+    [first] = sb.gateway.connections
+    assert first.path != "/resume"
+    assert first.received_ops[0] == 2  # IDENTIFY, no RESUME
+    assert recorder.count("READY") == 1
+    assert shard(mgr)["reconnects"] == {"connection_lost": 3}
+    assert shard(mgr)["state"] == "connected"

@@ -90,6 +90,44 @@ async def test_bad_input_is_400_json(env: Any, query: dict[str, str]) -> None:
     assert response.json()["error"] == "bad_request"
 
 
+@pytest.mark.parametrize("path", ["/api/cases", "/api/review"])
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"guild": "\u00b2"},  # superscript two: str.isdigit() says yes
+        {"guild": "\u0663"},  # Arabic-Indic three
+        {"guild": "1", "limit": "\u00b2"},
+        {"guild": "1", "limit": "\u0663"},
+        {"guild": "1", "limit": "9" * 5000},  # past int()'s digit limit
+        {"guild": str(2**63)},  # past PostgreSQL's bigint
+        {"guild": str(2**64 - 1)},
+        {"guild": "+1"},
+        {"guild": " 1"},
+    ],
+)
+async def test_non_ascii_digits_and_huge_snowflakes_are_400(
+    env: Any, path: str, query: dict[str, str]
+) -> None:
+    async with _signed_in(
+        env, WebUser(5, "u", True, frozenset({"moderator"}))
+    ) as client:
+        response = await client.get(path, params=query)
+    assert response.status_code == 400
+    assert response.json()["error"] == "bad_request"
+
+
+async def test_largest_bigint_snowflake_is_accepted(env: Any) -> None:
+    env.store.case_rows[2**63 - 1] = [{"number": 1}]
+    async with _signed_in(
+        env, WebUser(5, "u", True, frozenset({"moderator"}))
+    ) as client:
+        cases = await client.get("/api/cases", params={"guild": str(2**63 - 1)})
+        review = await client.get("/api/review", params={"guild": "0042"})
+    assert cases.status_code == 200
+    assert cases.json() == {"guild": str(2**63 - 1), "cases": [{"number": 1}]}
+    assert review.status_code == 200
+
+
 async def test_unknown_user_in_session_is_401(env: Any) -> None:
     async with _signed_in(env, None, user_id=77) as client:
         assert (await client.get("/api/me")).status_code == 401

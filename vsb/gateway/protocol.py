@@ -342,7 +342,9 @@ class ShardProtocol:
             members (50-250).
         presence: an optional initial presence for IDENTIFY.
         session: a stored session to resume on the first connection.
-        max_resume_attempts: RESUMEs tried in a row before identifying anew.
+        max_resume_attempts: connections to the resume URL tried in a row
+            without a RESUMED (refused, dropped, or closed before it) before
+            the session is forgotten and the next connection identifies.
         rng: randomness for heartbeat jitter and waits (seed it in tests).
     """
 
@@ -426,7 +428,14 @@ class ShardProtocol:
         self._acked = True
         self._beat_sent_at = None
         self.sends.reset()
-        return self._resume_url if self._session_id is not None else None
+        self._give_up_spent_session()
+        if self._session_id is None:
+            return None
+        # Counted here, not at HELLO, so that a resume URL nobody answers
+        # any more (say, stored before a restart) is given up like one whose
+        # RESUME fails; either way the shard goes back to IDENTIFY.
+        self._resume_attempts += 1
+        return self._resume_url
 
     def receive(self, op: int, data: Any, now: float) -> list[Action]:
         """Handle one non-DISPATCH payload (``data`` is its decoded ``d``)."""
@@ -500,6 +509,7 @@ class ShardProtocol:
         self._failures += 1
         if known is not None and known.new_session:
             self._forget_session()
+        self._give_up_spent_session()
         return Reconnect(
             resume=self._session_id is not None,
             close_code=RESUMABLE_CLOSE,
@@ -595,10 +605,6 @@ class ShardProtocol:
         self._acked = True
         self._next_beat = now + interval * self._rng.random()
         if self._session_id is not None:
-            self._resume_attempts += 1
-            if self._resume_attempts > self.max_resume_attempts:
-                self._forget_session()
-        if self._session_id is not None:
             self.state = ShardState.RESUMING
             resume = {
                 "op": int(Opcode.RESUME),
@@ -640,6 +646,7 @@ class ShardProtocol:
 
     def _reconnect(self, reason: str, *, resume: bool) -> Reconnect:
         self.state = ShardState.DISCONNECTED
+        self._give_up_spent_session()
         return Reconnect(
             resume=resume and self._session_id is not None,
             close_code=RESUMABLE_CLOSE,
@@ -654,6 +661,18 @@ class ShardProtocol:
         self.state = ShardState.CONNECTED
         self._resume_attempts = 0
         self._failures = 0
+
+    def _give_up_spent_session(self) -> None:
+        """Forget the session after ``max_resume_attempts`` failed resumes in a row.
+
+        A failed resume is a connection to the resume URL that was refused,
+        dropped, or closed before RESUMED.
+        """
+        if (
+            self._session_id is not None
+            and self._resume_attempts >= self.max_resume_attempts
+        ):
+            self._forget_session()
 
     def _forget_session(self) -> None:
         self._session_id = None

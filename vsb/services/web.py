@@ -16,6 +16,8 @@ nursery (:class:`WebService`). Its routes:
 
 ``/oauth/*`` and ``/api/*`` share a per-IP token bucket (:class:`TokenBuckets`,
 sans-I/O, clock passed in); an empty bucket answers 429 with ``Retry-After``.
+Request bodies are capped at :data:`MAX_BODY_BYTES` on every route (413), by
+``Content-Length`` first and then by counting the chunks as they stream in.
 
 Health and metrics take their sources as arguments (callables returning
 plain data), so ``app.py`` wires the gateway, database and AI services in.
@@ -44,10 +46,10 @@ from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from vsb.models import Interaction, decode_event
 from vsb.services.auth import (
@@ -69,6 +71,13 @@ SESSION_COOKIE: Final = "vsb_session"
 #: Marks the browser that started an OAuth flow: ``vsb_oauth_<nonce>``.
 _FLOW_COOKIE_PREFIX: Final = "vsb_oauth_"
 _PROBE_TIMEOUT: Final = 3.0
+#: The largest request body read (413 above it), counted as it streams in.
+#: Interactions are a few KB; a message command carries the whole message
+#: (content, ten embeds, the message it replies to), which stays far below.
+MAX_BODY_BYTES: Final = 256 * 1024
+#: Snowflakes go to PostgreSQL ``bigint`` columns; Discord's stay below 2**63
+#: until the year 2154.
+_MAX_SNOWFLAKE: Final = 2**63 - 1
 #: Discord's interaction types (docs: Interactions > Receiving and Responding).
 _PING: Final = 1
 _PONG: Final = 1
@@ -332,11 +341,19 @@ def outcome_page(outcome: Outcome) -> HTMLResponse:
 async def _http_error(request: Request, exc: Exception) -> Response:
     """Starlette's own 404/405 as JSON bodies like every other error."""
     assert isinstance(exc, HTTPException)
-    names = {404: "not_found", 405: "method_not_allowed"}
+    names = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
     response = _error(exc.status_code, names.get(exc.status_code, "error"), exc.detail)
     if exc.headers:
         response.headers.update(exc.headers)
     return response
+
+
+async def _client_disconnected(request: Request, exc: Exception) -> Response:
+    # The client left while sending its body: nothing failed on our side, and
+    # nobody is left to read an answer (the server drops it). 499 is nginx's
+    # "client closed request", so the request log and metrics still say why.
+    log.info("web.client_disconnected", extra={"route": request.url.path})
+    return Response(status_code=499)
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:
@@ -433,6 +450,9 @@ class WebApp:
             visitor's address (``X-Forwarded-For``, ``X-Real-IP``); the last
             address in it is used. None: the TCP peer. Set it only when a
             proxy always sets the header, or visitors could pick their key.
+        max_body: the largest request body in bytes on any route; a larger
+            ``Content-Length`` is answered 413 before the route runs, and a
+            streamed body is cut off with 413 once it passes the cap.
     """
 
     def __init__(
@@ -449,6 +469,7 @@ class WebApp:
         burst: float = 20.0,
         clock: Callable[[], float] = trio.current_time,
         client_ip_header: str | None = None,
+        max_body: int = MAX_BODY_BYTES,
     ) -> None:
         self.health = list(health)
         self.metrics = metrics
@@ -458,6 +479,7 @@ class WebApp:
         self.interaction_verifier = interaction_verifier
         self.interaction_handler = interaction_handler
         self.limiter = TokenBuckets(rate=rate, burst=burst)
+        self.max_body = max_body
         self._stats = WebStats()
         self._clock = clock
         self._client_ip_header = (
@@ -470,7 +492,11 @@ class WebApp:
         self._paths = frozenset(route.path for route in routes)
         self._starlette = Starlette(
             routes=routes,
-            exception_handlers={HTTPException: _http_error, Exception: _server_error},
+            exception_handlers={
+                HTTPException: _http_error,
+                ClientDisconnect: _client_disconnected,
+                Exception: _server_error,
+            },
         )
 
     def _routes(self) -> list[Route]:
@@ -517,16 +543,25 @@ class WebApp:
                 status = message["status"]
             await send(message)
 
-        limited = (
-            self._rate_limited(scope) if path.startswith(("/oauth/", "/api/")) else None
-        )
+        refused = self._refused(scope)
         try:
-            if limited is not None:
-                await limited(scope, receive, send_status)
+            if refused is not None:
+                await refused(scope, receive, send_status)
             else:
-                await self._starlette(scope, receive, send_status)
+                capped = _capped_receive(receive, self.max_body, path)
+                await self._starlette(scope, capped, send_status)
         finally:
             self._count(path, status, started)
+
+    def _refused(self, scope: Scope) -> Response | None:
+        """The 413 or 429 answered before routing, or None to route."""
+        declared = _declared_length(scope)
+        if declared is not None and declared > self.max_body:
+            log.warning("web.body_too_large", extra={"route": scope["path"]})
+            return _error(413, "payload_too_large", _too_large(self.max_body))
+        if scope["path"].startswith(("/oauth/", "/api/")):
+            return self._rate_limited(scope)
+        return None
 
     def _rate_limited(self, scope: Scope) -> Response | None:
         key = self._client_address(scope)
@@ -793,6 +828,51 @@ class WebApp:
         return JSONResponse(dict(answer))
 
 
+def _declared_length(scope: Scope) -> int | None:
+    """The request's ``Content-Length``, or None (chunked, or left to the server)."""
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            # bytes.isdigit() is ASCII only; the server rejects a malformed one.
+            return int(value) if value.isdigit() and len(value) <= 20 else None
+    return None
+
+
+def _too_large(limit: int) -> str:
+    return f"The request body is larger than {limit} bytes."
+
+
+def _capped_receive(receive: Receive, limit: int, path: str) -> Receive:
+    """``receive`` that stops a body, as it streams in, once it passes ``limit``.
+
+    The route's body read then raises ``HTTPException(413)``, answered as JSON,
+    so at most ``limit`` bytes plus one chunk are ever held.
+    """
+    received = 0
+
+    async def capped() -> Message:
+        nonlocal received
+        message = await receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > limit:
+                log.warning("web.body_too_large", extra={"route": path})
+                raise HTTPException(413, _too_large(limit))
+        return message
+
+    return capped
+
+
+def _ascii_int(raw: str, max_digits: int) -> int | None:
+    """``raw`` as an int when it is 1 to ``max_digits`` ASCII digits, else None.
+
+    ``str.isdigit()`` alone also accepts "²" and "٣", which ``int()`` refuses
+    or reads as 3.
+    """
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > max_digits:
+        return None
+    return int(raw)
+
+
 def _snowflake_param(
     request: Request, name: str, *, required: bool
 ) -> int | None | Response:
@@ -801,9 +881,10 @@ def _snowflake_param(
         if required:
             return _error(400, "bad_request", f"The {name} parameter is required.")
         return None
-    if not raw.isdigit() or len(raw) > 20:
+    value = _ascii_int(raw, 20)
+    if value is None or value > _MAX_SNOWFLAKE:
         return _error(400, "bad_request", f"The {name} parameter must be a snowflake.")
-    return int(raw)
+    return value
 
 
 def _limit_param(
@@ -812,9 +893,10 @@ def _limit_param(
     raw = request.query_params.get("limit")
     if raw is None:
         return default
-    if not raw.isdigit() or not 1 <= int(raw) <= most:
+    value = _ascii_int(raw, 10)
+    if value is None or not 1 <= value <= most:
         return _error(400, "bad_request", f"limit must be an integer from 1 to {most}.")
-    return int(raw)
+    return value
 
 
 # -- the server ---------------------------------------------------------------------------
