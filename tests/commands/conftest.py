@@ -228,7 +228,11 @@ class Harness:
             transport=httpx.ASGITransport(app=sb.asgi_app),
             wall_clock=sb.clock.unix,
         )
-        self.cache = Cache(member_cap_per_guild=1000, messages_per_channel=200)
+        self.cache = Cache(
+            member_cap_per_guild=1000,
+            messages_per_channel=200,
+            fetch_member=self.fetch_member,
+        )
         self.cache.register(self.router)
         self.bridge = Bridge(sb, self.router)
         self.modlog = ModLog(self.rest, db, default_channel_id=sb.default.mod_log_id)
@@ -250,6 +254,13 @@ class Harness:
             Config(db, on_change=self.settings_changed.append).commands()
         )
         self.service: CommandService | None = None
+
+    async def fetch_member(self, guild_id: int, user_id: int) -> Any:
+        """As app.py wires the cache: 404 (10007 Unknown Member) is no member."""
+        try:
+            return await self.rest.get_member(guild_id, user_id)
+        except NotFound:
+            return None
 
     def wake_expiry(self) -> None:
         if self.expiry is not None:

@@ -100,6 +100,19 @@ async def test_purge_by_user_and_limits(h: Any) -> None:
     assert "Manage Messages" in h.text(refused)
 
 
+@pytest.mark.parametrize(
+    ("known", "expected"),
+    [
+        (1, "Only 1 recent message was known to me."),
+        (2, "Only 2 recent messages were known to me."),
+    ],
+)
+async def test_purge_says_how_many_it_knew(h: Any, known: int, expected: str) -> None:
+    await _post(h, known)
+    ix = await h.command("purge", {"count": 5})
+    assert expected in h.text(ix)
+
+
 async def test_purge_leaves_messages_older_than_14_days(
     db_autojump_clock: Any, h: Any
 ) -> None:
@@ -142,6 +155,25 @@ async def test_config_changes_settings(h: Any) -> None:
         "config", {"show": {"type": 1}}, user_id=h.sb.default.moderator_id
     )
     assert "Manage Guild" in h.text(ix)
+
+
+async def test_config_thresholds_refusal_names_the_options(h: Any) -> None:
+    crossed = [
+        {"name": "auto", "type": 10, "value": 0.3},
+        {"name": "review", "type": 10, "value": 0.8},
+    ]
+    ix = await h.command(
+        "config",
+        {"thresholds": {"type": 1, "options": crossed}},
+        user_id=h.sb.default.owner_id,
+    )
+    text = h.text(ix)
+    assert "`review` (0.80) must not exceed `auto` (0.30)" in text
+    assert "_threshold" not in text
+    assert h.answer(ix)["flags"] & 64
+    found = await guild_settings.get(h.db, h.sb.default.guild_id)
+    assert (found.auto_threshold, found.review_threshold) == (0.95, 0.80)
+    assert h.settings_changed == []
 
 
 async def test_sync_is_skipped_when_unchanged(harness: Any) -> None:

@@ -258,3 +258,51 @@ async def test_case_not_saved_is_reported_with_an_error_id(
     assert h.sb.actions.last("member.kick", user_id=member) is not None
     text = h.text(ix)
     assert "was done on Discord" in text and "error id" in text
+
+
+@pytest.mark.parametrize("until", [None, -60.0])
+async def test_unmute_refuses_when_not_muted(harness: Any, until: float | None) -> None:
+    sb = harness.sb
+    member = sb.state.guilds[sb.default.guild_id].members[sb.default.member_id]
+    if until is not None:
+        member.communication_disabled_until = sb.clock.unix() + until  # ended
+    await harness.start()
+    ix = await harness.command(
+        "moderate", moderate("unmute", sb.default.member_id, "appeal")
+    )
+    assert harness.text(ix) == f"<@{sb.default.member_id}> is not muted."
+    assert harness.answer(ix)["flags"] & 64
+    assert sb.actions.of("member.timeout") == []
+    assert await cases.get_case(harness.db, sb.default.guild_id, 1) is None
+    entries = await audit.recent(
+        harness.db, guild_id=sb.default.guild_id, table_name="mod_cases"
+    )
+    assert entries == []
+
+
+async def test_ban_by_id_of_a_user_who_left(h: Any) -> None:
+    gone = h.sb.state.add_user("gone")  # no member: the REST fetch is a 404
+    ix = await h.command("moderate", moderate("ban", gone.id, "ban evasion"))
+
+    ban = h.sb.actions.last("member.ban", user_id=gone.id)
+    assert ban is not None and ban.reason is not None
+    assert ban.reason.endswith(": ban evasion")
+    assert h.sb.actions.of("dm.create") == []  # no server shared: no DM
+    case = await cases.get_case(h.db, h.sb.default.guild_id, 1)
+    assert case is not None and (case.action, case.target_id) == ("ban", gone.id)
+    assert "Case #1" in h.text(ix)
+    assert h.cache.stats()["member_fetch_misses"] == 1
+
+
+@pytest.mark.parametrize("action", ["kick", "mute", "warn", "unmute"])
+async def test_member_actions_refuse_a_user_who_left(h: Any, action: str) -> None:
+    gone = h.sb.state.add_user("gone")
+    extra = {"duration": "10m"} if action == "mute" else {}
+    ix = await h.command("moderate", moderate(action, gone.id, **extra))
+
+    assert h.text(ix) == f"<@{gone.id}> is not a member of this server."
+    assert h.cache.stats()["member_fetch_misses"] == 1
+    assert h.answer(ix)["flags"] & 64
+    assert h.sb.actions.of("member.kick") == []
+    assert h.sb.actions.of("member.timeout") == []
+    assert await cases.get_case(h.db, h.sb.default.guild_id, 1) is None

@@ -225,6 +225,20 @@ def test_bad_options_name_the_option(
     assert bad in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    "value",
+    ["\u0664\u0662", "\uff14\uff12", " 42", "4_2", "+42", "42\n", "\u00b2"],
+)
+def test_snowflakes_take_ascii_digits_only(make_interaction: Any, value: str) -> None:
+    options = [
+        {"name": "action", "type": 3, "value": "warn"},
+        {"name": "target", "type": 6, "value": value},
+    ]
+    with pytest.raises(OptionError) as caught:
+        parse_invocation(moderate(), _data(make_interaction, options))
+    assert caught.value.option == "target"
+
+
 def test_sub_commands_route_to_their_handler(make_interaction: Any) -> None:
     async def show(ctx: Any) -> None:
         return None
@@ -277,7 +291,22 @@ def test_durations(text: str, expected: timedelta) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["", "10", "m", "ten minutes", "10x", "-5m", "0m", "10m extra", "400d", "5m!"],
+    [
+        "",
+        "10",
+        "m",
+        "ten minutes",
+        "10x",
+        "-5m",
+        "0m",
+        "10m extra",
+        "400d",
+        "5m!",
+        "\u0663m",  # ARABIC-INDIC DIGIT THREE
+        "\uff13m",  # FULLWIDTH DIGIT THREE
+        "1\u0660m",  # ASCII 1, ARABIC-INDIC DIGIT ZERO
+        "\u00b2m",  # SUPERSCRIPT TWO
+    ],
 )
 def test_bad_durations_are_refused(text: str) -> None:
     with pytest.raises(OptionError) as caught:

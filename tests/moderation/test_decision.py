@@ -48,6 +48,14 @@ def test_unknown_content_is_never_clean() -> None:
     assert flood is Verdict.DELETE
 
 
+@pytest.mark.parametrize(("timeout_s", "cooldown_s"), [(3_600, 60), (60, 60), (30, 30)])
+def test_the_escalation_cooldown_is_short_and_within_the_timeout(
+    timeout_s: int, cooldown_s: int
+) -> None:
+    policy = EscalationPolicy(after=3, window_s=86_400, timeout_s=timeout_s)
+    assert policy.cooldown_s() == cooldown_s
+
+
 def test_merge_takes_the_higher_score_per_category() -> None:
     local = Classification(
         scores={"toxic": 0.0, "spam": 0.85}, model="local-rules", reasons=("invite",)

@@ -277,6 +277,100 @@ async def test_repeat_offenders_are_timed_out(harness: Harness) -> None:
     assert harness.service.stats()["escalated"] == 1
 
 
+async def _member_cases(harness: Harness, action: str) -> int:
+    found = await cases.list_for_user(
+        harness.db, harness.sb.default.guild_id, harness.sb.default.member_id
+    )
+    return sum(1 for c in found if c.action == action)
+
+
+async def test_a_timed_out_member_is_not_timed_out_again(harness: Harness) -> None:
+    sb = harness.sb
+    await settings.update(
+        harness.db, sb.default.guild_id, escalate_after=3, escalate_timeout_s=600
+    )
+
+    posted = [await harness.post(f"you idiot number {n}") for n in range(6)]
+
+    assert sorted(harness.deleted_ids()) == sorted(m.id for m in posted)
+    assert len(sb.actions.of("member.timeout")) == 1
+    assert await _member_cases(harness, "delete") == 3
+    assert await _member_cases(harness, "mute") == 1
+    assert len(harness.log_posts()) == 4  # one embed per case
+    stats = harness.service.stats()
+    assert (stats["escalated"], stats["coalesced"], stats["deleted"]) == (1, 3, 6)
+    decisions = await harness.decisions()
+    assert [d.change["verdict"] for d in decisions] == ["delete"] * 6
+
+
+async def test_a_burst_brings_one_timeout(harness: Harness) -> None:
+    sb = harness.sb
+    await settings.update(
+        harness.db, sb.default.guild_id, escalate_after=3, escalate_timeout_s=600
+    )
+    ids = []
+    for n in range(20):  # all queued before any is handled, as in a raid
+        stored = await sb.post_message(f"you idiot {n}", author_id=sb.default.member_id)
+        ids.append(stored.id)
+        await harness.router.dispatch(
+            0, "MESSAGE_CREATE", harness.message_event(ids[-1])
+        )
+    await harness.service.drain()
+
+    assert sorted(harness.deleted_ids()) == sorted(ids)
+    assert len(sb.actions.of("member.timeout")) == 1
+    assert await _member_cases(harness, "mute") == 1
+    # Cases opened before the timeout was decided (one per intake worker at most
+    # beyond the threshold); none after.
+    assert 3 <= await _member_cases(harness, "delete") <= 3 + 4
+
+
+@pytest.mark.parametrize(("timeout_s", "cooldown_s"), [(600, 60), (30, 30)])
+async def test_the_cooldown_ends_and_a_new_offence_escalates_again(
+    make_harness: HarnessFactory,
+    mock_clock: trio.testing.MockClock,
+    timeout_s: int,
+    cooldown_s: int,
+) -> None:
+    harness: Harness = await make_harness()
+    sb = harness.sb
+    await settings.update(
+        harness.db, sb.default.guild_id, escalate_after=2, escalate_timeout_s=timeout_s
+    )
+    await harness.post("you idiot")
+    await harness.post("you idiot again")
+    assert len(sb.actions.of("member.timeout")) == 1
+
+    mock_clock.jump(cooldown_s - 1)
+    await harness.post("still an idiot")  # e.g. queued behind the burst
+    assert len(sb.actions.of("member.timeout")) == 1
+
+    mock_clock.jump(2)  # e.g. a moderator lifted the timeout: a new offence
+    await harness.post("idiot once more")
+    assert len(sb.actions.of("member.timeout")) == 2
+    assert await _member_cases(harness, "mute") == 2
+    assert await _member_cases(harness, "delete") == 3
+
+
+async def test_a_refused_timeout_does_not_hold_back_cases(harness: Harness) -> None:
+    sb = harness.sb
+    guild = sb.state.guilds[sb.default.guild_id]
+    guild.members[sb.default.member_id].roles.append(sb.default.admin_role_id)
+    await settings.update(harness.db, sb.default.guild_id, escalate_after=2)
+
+    for n in range(3):
+        await harness.post(f"you idiot {n}")
+
+    assert sb.actions.of("member.timeout") == []  # Discord refuses: an admin
+    assert await _member_cases(harness, "delete") == 3
+    stats = harness.service.stats()
+    assert (stats["escalated"], stats["coalesced"], stats["action_failures"]) == (
+        0,
+        0,
+        2,
+    )
+
+
 async def test_analyze_scores_without_acting(harness: Harness) -> None:
     stored = await harness.sb.post_message("you are rude toxic=0.85")
     event = harness.message_event(stored.id)

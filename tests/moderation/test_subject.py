@@ -90,6 +90,16 @@ def test_review_custom_ids_round_trip() -> None:
         assert parse_review_id(bad) is None
 
 
+@pytest.mark.parametrize(
+    "custom_id",
+    # superscript two (isdigit, but int() refuses it), Arabic-Indic and
+    # fullwidth digits (int() would read them as 12).
+    ["review:ban:\u00b2", "review:ban:\u0661\u0662", "review:ban:\uff11\uff12"],
+)
+def test_review_custom_ids_take_ascii_digits_only(custom_id: str) -> None:
+    assert parse_review_id(custom_id) is None
+
+
 class FakeCache:
     def __init__(self, permissions: int | None) -> None:
         self.permissions = permissions

@@ -132,11 +132,16 @@ class Config:
         await self._update(ctx, verified_role_id=ctx.options["role"].id)
 
     async def thresholds(self, ctx: CommandContext) -> None:
-        await self._update(
-            ctx,
-            auto_threshold=float(ctx.options["auto"]),
-            review_threshold=float(ctx.options["review"]),
-        )
+        auto = float(ctx.options["auto"])
+        review = float(ctx.options["review"])
+        # The database checks this too; here the refusal names the options the
+        # moderator typed instead of the columns.
+        if review > auto:
+            raise CommandError(
+                f"`review` ({review:.2f}) must not exceed `auto` ({auto:.2f}):"
+                " messages at or above `auto` are acted on without review."
+            )
+        await self._update(ctx, auto_threshold=auto, review_threshold=review)
 
     async def exempt_role(self, ctx: CommandContext) -> None:
         found = await guild_settings.get(self._db, ctx.guild_id or 0)

@@ -44,6 +44,7 @@ from vsb.commands.options import ResolvedUser, format_duration, parse_duration
 from vsb.commands.schema import Choice, Command, Option, OptionType
 from vsb.db import cases
 from vsb.db.cases import Case
+from vsb.models import Member
 from vsb.rest.errors import DiscordHTTPError, NotFound, RestError, ValidationError
 from vsb.rest.routes import Endpoints
 from vsb.services.database import DatabaseError
@@ -191,6 +192,12 @@ class Moderation:
             raise CommandError(f"{target.mention} is not a member of this server.")
         if member is not None:
             self._check_hierarchy(guild, ctx.user_id, target)
+        if (
+            action == "unmute"
+            and member is not None
+            and not self._muted(target, member)
+        ):
+            raise CommandError(f"{target.mention} is not muted.")
 
         plan = _Plan(action, target, str(ctx.options["reason"]), member is not None)
         self._plan_duration(plan, ctx.options.get("duration"))
@@ -213,6 +220,14 @@ class Moderation:
                 f"My highest role is not above {target.mention}'s, so Discord will"
                 " not let me do that. Move my role higher first."
             )
+
+    def _muted(self, target: ResolvedUser, member: Member) -> bool:
+        """Whether a timeout is in force (a past end means none)."""
+        # The interaction's resolved member is Discord's view when the command
+        # was used; the cached copy may have missed a GUILD_MEMBER_UPDATE.
+        found = target.member if target.member is not None else member
+        until = found.communication_disabled_until
+        return until is not None and until > self._now()
 
     def _plan_duration(self, plan: _Plan, text: Any) -> None:
         if text is None:

@@ -39,7 +39,9 @@ from vsb.models import (
     User,
 )
 
-_DURATION_PART: Final = re.compile(r"(\d+)\s*([smhdw])")
+# ASCII digits only: ``\d`` would also read other scripts' digits ("٣m").
+_DURATION_PART: Final = re.compile(r"([0-9]+)\s*([smhdw])")
+_SNOWFLAKE: Final = re.compile(r"[0-9]{1,20}")
 _UNIT_SECONDS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
 #: Longest duration accepted anywhere (temporary bans); timeouts cap at 28 d.
 MAX_DURATION: Final = timedelta(days=365)
@@ -250,11 +252,15 @@ def _check_choice(option: Option, value: str | int | float) -> None:
 
 
 def _snowflake(option: Option, value: Any) -> int:
-    try:
+    # Snowflakes arrive as strings of ASCII digits; int() alone would also
+    # take " 42", "4_2", "+42" and other scripts' digits.
+    if isinstance(value, int) and not isinstance(value, bool):
+        snowflake = value
+    elif isinstance(value, str) and _SNOWFLAKE.fullmatch(value):
         snowflake = int(value)
-    except (TypeError, ValueError):
-        raise OptionError(option.name, "is not a valid id") from None
-    if snowflake <= 0 or isinstance(value, bool):
+    else:
+        raise OptionError(option.name, "is not a valid id")
+    if snowflake <= 0:
         raise OptionError(option.name, "is not a valid id")
     return snowflake
 

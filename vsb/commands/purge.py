@@ -107,5 +107,9 @@ def _summary(asked: int, found: int, deleted: int, too_old: int) -> str:
     if too_old:
         text += f" {too_old} older than 14 days were left (Discord does not bulk-delete those)."
     if found < asked:
-        text += f" Only {found} recent messages were known to me."
+        text += (
+            f" Only {found} recent message was known to me."
+            if found == 1
+            else f" Only {found} recent messages were known to me."
+        )
     return text

@@ -37,7 +37,8 @@ def parse_review_id(custom_id: str) -> tuple[str, int] | None:
     parts = custom_id.split(":")
     if len(parts) != 3 or parts[0] + ":" != REVIEW_PREFIX:
         return None
-    if parts[1] not in REVIEW_CHOICES or not parts[2].isdigit():
+    digits = parts[2]
+    if parts[1] not in REVIEW_CHOICES or not (digits.isascii() and digits.isdigit()):
         return None
     return parts[1], int(parts[2])
 

@@ -16,6 +16,8 @@ Flow::
     decision (max score vs the guild's thresholds)
       -> audit entry with scores and model (every decision)
       -> DELETE: delete the message, case, mod-log embed, escalation
+         (during a member's cool-down after an automatic timeout: only
+         the deletion, see EscalationPolicy.cooldown_s)
       -> REVIEW: review-queue row, log-channel post with buttons
       -> ALLOW / UNKNOWN: nothing more
 
@@ -47,7 +49,12 @@ from vsb.db.settings import GuildSettings
 from vsb.models import Message, MessageUpdate
 from vsb.moderation import present
 from vsb.moderation.classification import Classification, merge
-from vsb.moderation.decision import EscalationPolicy, Verdict, decide
+from vsb.moderation.decision import (
+    ESCALATION_COOLDOWN_S,
+    EscalationPolicy,
+    Verdict,
+    decide,
+)
 from vsb.moderation.rules import LocalClassifier
 from vsb.moderation.subject import Subject, from_message, from_update
 from vsb.rest.errors import DiscordHTTPError, NotFound, RestError
@@ -104,6 +111,7 @@ class ModerationStats:
     deleted: int = 0
     unknown: int = 0
     escalated: int = 0
+    coalesced: int = 0
     local_decisive: int = 0
     ai_classified: int = 0
     ai_failures: int = 0
@@ -192,6 +200,11 @@ class ModerationService:
         self._wall_clock = wall_clock
         self._settings_cache: TTLCache[int, GuildSettings] = TTLCache(
             10_000, settings_ttl_s, clock=clock
+        )
+        # (guild_id, user_id) of members the bot just timed out, each kept for
+        # its EscalationPolicy.cooldown_s(): one burst, one timeout.
+        self._cooling: TTLCache[tuple[int, int], bool] = TTLCache(
+            10_000, float(ESCALATION_COOLDOWN_S), clock=clock
         )
         self._intake_send, self._intake_receive = trio.open_memory_channel[_Job](
             intake_size
@@ -431,6 +444,19 @@ class ModerationService:
             # Messages) leaves no case, only the error log and the counter.
             self._action_failed("delete", subject, exc)
             return
+        if (subject.guild_id, subject.author_id) in self._cooling:
+            # The rest of a burst whose author was just timed out: deleted,
+            # audited as a decision, but no case of its own.
+            self.counters.coalesced += 1
+            log.info(
+                "moderation.auto_deleted",
+                extra={
+                    "guild_id": subject.guild_id,
+                    "user_id": subject.author_id,
+                    "coalesced": True,
+                },
+            )
+            return
         case = await cases.create_case(
             self._db,
             guild_id=subject.guild_id,
@@ -468,8 +494,12 @@ class ModerationService:
         recent = await cases.count_since(
             self._db, subject.guild_id, subject.author_id, AUTO_ACTION, since
         )
-        if not policy.escalates(recent):
+        key = (subject.guild_id, subject.author_id)
+        if not policy.escalates(recent) or key in self._cooling:
             return
+        # Invariant: no await between the check above and this mark, so of
+        # the workers counting the same burst only one times the member out.
+        self._cooling.set(key, True, ttl=policy.cooldown_s())
         until = now + timedelta(seconds=policy.timeout_s)
         reason = f"escalation: {recent} deleted messages within {policy.window_s} s"
         try:
@@ -477,6 +507,9 @@ class ModerationService:
                 subject.guild_id, subject.author_id, until, reason=reason
             )
         except RestError as exc:
+            # Not timed out after all: the next offence records its case and
+            # tries again.
+            self._cooling.pop(key)
             self._action_failed("timeout", subject, exc)
             return
         case = await cases.create_case(
