@@ -38,6 +38,7 @@ import enum
 import hashlib
 import hmac
 import logging
+import re
 import secrets
 import time
 from collections.abc import Callable, Collection, Mapping
@@ -275,7 +276,7 @@ def _snowflake_claim(payload: Mapping[str, Any], name: str) -> int | None:
     value = payload.get(name)
     if value is None:
         return None
-    if not isinstance(value, str) or not value.isdigit() or len(value) > 20:
+    if not isinstance(value, str) or not re.fullmatch(r"[0-9]{1,20}", value):
         raise TokenError("invalid")
     return int(value)
 
@@ -662,7 +663,7 @@ class VerificationFlow:
             # state alone says which Discord user asked.
             return claims.user_id
         account = identity.account_id
-        if account is None or not account.isdigit():
+        if account is None or not (account.isascii() and account.isdigit()):
             return None
         if claims.user_id is not None and int(account) != claims.user_id:
             return None
