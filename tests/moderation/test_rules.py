@@ -64,6 +64,11 @@ def test_word_list_matches_whole_words_only(rules: LocalClassifier, text: str) -
     assert rules.classify(text, now=0).max_score == 0.0
 
 
+@pytest.mark.parametrize("text", ["you're all idiots", "you 1d10ts", "YOU IDIOTS"])
+def test_word_list_matches_plurals(rules: LocalClassifier, text: str) -> None:
+    assert rules.classify(text, now=0).max_score == 0.97
+
+
 def test_phrases_and_categories(rules: LocalClassifier) -> None:
     result = rules.classify("just k1ll y0ur$elf", now=0)
     assert result.scores["hate"] == 0.97

@@ -315,10 +315,11 @@ def _compile_words(words: Mapping[str, str]) -> dict[str, re.Pattern[str]]:
             by_category.setdefault(category, []).append(word_pattern(folded))
     compiled = {}
     for category, parts in by_category.items():
-        # Longest first, so a phrase wins over a word it contains.
+        # Longest first, so a phrase wins over a word it contains. A plural
+        # ("idiots") is the same insult as the listed word.
         parts.sort(key=len, reverse=True)
         compiled[category] = re.compile(
-            rf"(?<![^\W\d_])(?:{'|'.join(parts)})(?![^\W\d_])"
+            rf"(?<![^\W\d_])(?:{'|'.join(parts)})(?:e?s)?(?![^\W\d_])"
         )
     return compiled
 
