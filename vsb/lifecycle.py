@@ -16,6 +16,9 @@ When a service fails:
   2 s, 4 s ... 60 s), reset once it has run for a minute without failing. A
   non-critical service that fails to start does not hold up the others.
 
+Exit status: 0 after a clean stop; 1 after a critical failure, or when the
+deadline or a second signal cut the drain short (work may have been lost).
+
 SIGINT or SIGTERM (or :meth:`Supervisor.request_shutdown`) starts a graceful
 shutdown: each service's ``drain`` (stop taking new work, finish what is in
 flight) runs in reverse start order within the shutdown deadline (default
@@ -108,6 +111,8 @@ class Supervisor:
         self.stopping = trio.Event()
         self.started_at: float | None = None
         self._cancel: trio.CancelScope | None = None
+        #: Why the drain was cut short (deadline, second signal), else None.
+        self.cut_short: str | None = None
         # Per started service: its cancel scope and an event set once it ended.
         self._running: list[tuple[trio.CancelScope, trio.Event]] = []
 
@@ -134,6 +139,10 @@ class Supervisor:
             log.error(
                 "app.fatal", extra={"service": fatal.service, "error": fatal.reason}
             )
+            return 1
+        if self.cut_short is not None:
+            # In-flight work was cancelled: say so in the exit status.
+            log.error("app.stopped_unclean", extra={"reason": self.cut_short})
             return 1
         log.info("app.stopped")
         return 0
@@ -179,7 +188,8 @@ class Supervisor:
             self._hard_stop("stopped while starting")
             return
         await trio.sleep(self.shutdown_timeout)
-        self._hard_stop("shutdown deadline passed")
+        self.cut_short = "shutdown deadline passed"
+        self._hard_stop(self.cut_short)
 
     def _hard_stop(self, reason: str) -> None:
         if self._cancel is not None and not self._cancel.cancel_called:
@@ -193,7 +203,8 @@ class Supervisor:
             task_status.started()
             async for signum in signals:
                 if self.stopping.is_set():
-                    self._hard_stop("second signal")
+                    self.cut_short = "second signal"
+                    self._hard_stop(self.cut_short)
                 else:
                     self.request_shutdown(signal.Signals(signum).name)
 

@@ -113,13 +113,20 @@ async def test_shutdown_deadline_cancels_stuck_drain(
     svc = service(rec, "stuck")
     svc.drain = stuck_drain
     sup = Supervisor([svc], shutdown_timeout=3, handle_signals=False)
+    codes: list[int] = []
+
+    async def run() -> None:
+        codes.append(await sup.run())
+
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(sup.run)
+        nursery.start_soon(run)
         await sup.started.wait()
         start = trio.current_time()
         sup.request_shutdown()
     assert trio.current_time() - start == 3
     assert rec.events[-1] == "cancelled stuck"
+    # Work was cut short: not a clean stop.
+    assert codes == [1] and sup.cut_short == "shutdown deadline passed"
 
 
 async def test_crashing_non_critical_service_restarts_with_backoff(
