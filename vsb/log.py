@@ -176,6 +176,13 @@ def configure_logging(
     root.setLevel(level.upper())
     # Libraries that log request URLs or frames at INFO would repeat what our
     # own events say; keep them to warnings.
-    for noisy in ("httpx", "httpcore", "hypercorn.access", "trio-websocket", "yoyo"):
+    for noisy in (
+        "httpx",
+        "httpcore",
+        "hypercorn.access",
+        "trio-websocket",
+        "yoyo",
+        "pgserver",
+    ):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     return redactor
