@@ -132,13 +132,11 @@ async def _report_started(bot: Bot, task_status: Any) -> None:
 
 async def _migrate_at_start(url: str) -> None:
     try:
-        applied = await trio.to_thread.run_sync(migrate.up, url)
+        await trio.to_thread.run_sync(migrate.up, url)  # logs db.migrated
     except migrate.MigrationError as exc:
         raise StartupError(str(exc)) from None
     except psycopg.Error as exc:
         raise StartupError(database_error(exc, url)) from None
-    if applied:
-        log.info("db.migrated", extra={"applied": applied})
 
 
 def database_error(exc: psycopg.Error, url: str) -> str:

@@ -376,5 +376,5 @@ async def test_sandbox_once_plays_the_whole_scene(
     assert f"http://127.0.0.1:{port}/health" in text
     # The bot's JSON log went to the file, not to the terminal.
     assert not any(line.startswith("{") for line in output.lines)
-    log_lines = (tmp_path / "data" / "sandbox.log").read_text().splitlines()
+    log_lines = (tmp_path / "data" / "sandbox" / "sandbox.log").read_text().splitlines()
     assert log_lines and all(json.loads(line)["event"] for line in log_lines)

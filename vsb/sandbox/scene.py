@@ -24,7 +24,7 @@ Theory of operation. One trio loop holds everything:
 4. a :class:`vsb.sandbox.narrator.Narrator` printing one line per thing the
    bot did, read from ``sb.actions``.
 
-The bot's JSON log goes to ``VSB_DATA_DIR/sandbox.log`` (errors also to
+The bot's JSON log goes to ``VSB_DATA_DIR/sandbox/sandbox.log`` (errors also to
 stderr), so the terminal shows the scene. Without ``--once`` the bot stays up
 after the scene, serving ``/health`` and ``/metrics``, until Ctrl-C (exit
 0). With ``--once`` the bot is stopped after the scene and the exit status is
@@ -67,6 +67,9 @@ def play(settings: Settings, *, once: bool, speed: float) -> int:
     if not speed > 0:
         print("vsb sandbox: --speed must be greater than 0", file=sys.stderr)
         return 2
+    # The scene's guild, cases and gateway sessions are not the real bot's:
+    # keep them in a directory of their own under VSB_DATA_DIR.
+    settings = dataclasses.replace(settings, data_dir=settings.data_dir / "sandbox")
     log_path, redactor = _log_to_file(settings)
     try:
         return trio.run(_main, settings, once, speed, log_path, redactor)
