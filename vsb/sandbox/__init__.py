@@ -59,8 +59,9 @@ clock, so ``MockClock`` drives heartbeats, deadlines and rate limits.
 Full reference: ``docs/sandbox.md``.
 """
 
+from vsb.gateway.protocol import Opcode as Op
 from vsb.sandbox.actions import Action, ActionLog
-from vsb.sandbox.gateway import CloseCode, GatewayConfig, Op
+from vsb.sandbox.gateway import CloseCode, GatewayConfig
 from vsb.sandbox.intents import Intent
 from vsb.sandbox.interactions import Interaction
 from vsb.sandbox.permissions import Perm

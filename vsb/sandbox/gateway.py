@@ -34,6 +34,7 @@ import orjson
 import trio
 import trio_websocket
 
+from vsb.gateway.protocol import Opcode as Op
 from vsb.sandbox.actions import ActionLog
 from vsb.sandbox.compress import StreamCompressor
 from vsb.sandbox.intents import ALL_INTENTS, PRIVILEGED, Intent, required_intent
@@ -42,22 +43,6 @@ from vsb.sandbox.state import Guild, Member, State
 log = logging.getLogger(__name__)
 
 Json = dict[str, Any]
-
-
-class Op(enum.IntEnum):
-    """Gateway opcodes, named as in Discord's documentation."""
-
-    DISPATCH = 0
-    HEARTBEAT = 1
-    IDENTIFY = 2
-    PRESENCE_UPDATE = 3
-    VOICE_STATE_UPDATE = 4
-    RESUME = 6
-    RECONNECT = 7
-    REQUEST_GUILD_MEMBERS = 8
-    INVALID_SESSION = 9
-    HELLO = 10
-    HEARTBEAT_ACK = 11
 
 
 class CloseCode(enum.IntEnum):
