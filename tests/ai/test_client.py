@@ -155,6 +155,7 @@ async def test_a_slow_answer_times_out(
 
     assert trio.current_time() - start == pytest.approx(10.0)
     assert ai.stats()["timeouts"] == 1
+    assert ai.stats()["latency_count"] == 0  # no answer, no latency
 
 
 async def test_a_slow_answer_within_the_timeout_is_fine(
@@ -163,6 +164,10 @@ async def test_a_slow_answer_within_the_timeout_is_fine(
     emulator.script(Reply.slow(4.0, {"toxic": 0.5, "spam": 0, "nsfw": 0, "hate": 0}))
 
     assert (await ai.classify("slow but fine")).scores["toxic"] == 0.5
+    # bot_ai_request_duration_seconds reads these.
+    stats = ai.stats()
+    assert stats["latency_count"] == 1
+    assert stats["latency_sum_s"] == pytest.approx(4.0, abs=0.01)
 
 
 async def test_breaker_opens_after_repeated_errors_then_probes_and_closes(

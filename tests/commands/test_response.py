@@ -208,6 +208,7 @@ async def test_handler_error_gets_an_error_id(
     assert record.error_id in data["content"]  # type: ignore[attr-defined]
     assert record.command == "boom"  # type: ignore[attr-defined]
     assert record.exc_info is not None
+    assert svc.stats()["invocations"] == {"boom": {"error": 1}}
 
 
 async def test_bad_option_gets_an_ephemeral_error(
@@ -226,6 +227,11 @@ async def test_bad_option_gets_an_ephemeral_error(
     data = rest.of("callback")[0].args["data"]
     assert data["flags"] == EPHEMERAL and "count" in data["content"]
     assert svc.stats()["option_errors"] == 1
+    await svc.handle(
+        make_interaction("n", [{"name": "count", "type": 4, "value": 2}]), 0.0
+    )
+    # bot_commands_total{command,status} reads these.
+    assert svc.stats()["invocations"] == {"n": {"option_error": 1, "ok": 1}}
 
 
 async def test_checks_refuse_ephemerally(

@@ -125,6 +125,8 @@ class CommandService:
         self.response_stats = ResponseStats()
         self._counts: Counter[str] = Counter(dict.fromkeys(_COUNTERS, 0))
         self._by_command: Counter[str] = Counter()
+        # (command, status): ok, refused, option_error, error.
+        self._outcomes: Counter[tuple[str, str]] = Counter()
         self.ready = trio.Event()
         self.in_flight = 0
         self._nursery: trio.Nursery | None = None
@@ -196,8 +198,16 @@ class CommandService:
             **dict(self._counts),
             "cooldown_refused": self.cooldowns.refused,
             "by_command": dict(self._by_command),
+            "invocations": self._invocations(),
             "responses": self.response_stats.as_dict(),
         }
+
+    def _invocations(self) -> dict[str, dict[str, int]]:
+        """``{command: {status: count}}``: how each command's runs ended."""
+        nested: dict[str, dict[str, int]] = {}
+        for (command, status), count in self._outcomes.items():
+            nested.setdefault(command, {})[status] = count
+        return nested
 
     # -- one interaction -----------------------------------------------------------
 
@@ -320,11 +330,11 @@ class CommandService:
         try:
             handler = self._prepare(command, ctx)
         except CommandError as exc:
-            self._refused(exc)
+            self._refused(exc, ctx.name)
             await responder.respond(str(exc), ephemeral=True)
             return
         self._by_command[ctx.name] += 1
-        await self._run_handler(ctx, handler)
+        await self._run_handler(ctx, handler, ctx.name)
 
     def _prepare(self, command: Command | None, ctx: CommandContext) -> Handler:
         """Checks and options; returns the handler to run.
@@ -353,9 +363,11 @@ class CommandService:
             self.cooldowns.hit(ctx.name, ctx.user_id, uses, per)
         return handler
 
-    def _refused(self, exc: CommandError) -> None:
+    def _refused(self, exc: CommandError, command: str) -> None:
         key = "option_errors" if isinstance(exc, OptionError) else "refused"
         self._counts[key] += 1
+        status = "option_error" if isinstance(exc, OptionError) else "refused"
+        self._outcomes[command or "unknown", status] += 1
 
     async def _run_route(
         self,
@@ -384,9 +396,13 @@ class CommandService:
         if modal:
             ctx.options = _modal_values(interaction)
         self._by_command[route.prefix] += 1
-        await self._run_handler(ctx, route.handler)
+        await self._run_handler(ctx, route.handler, route.prefix)
 
-    async def _run_handler(self, ctx: CommandContext, handler: Handler) -> None:
+    async def _run_handler(
+        self, ctx: CommandContext, handler: Handler, label: str
+    ) -> None:
+        """Run ``handler``; ``label`` names it in the counts (a command's
+        path, or a component route's prefix: never a whole custom id)."""
         responder = ctx.responder
         async with trio.open_nursery() as nursery:
             timer = trio.CancelScope()
@@ -394,10 +410,13 @@ class CommandService:
             try:
                 await handler(ctx)
             except CommandError as exc:
-                self._refused(exc)
+                self._refused(exc, label)
                 await responder.respond(str(exc), ephemeral=True)
             except Exception as exc:  # noqa: BLE001 - one failed handler, reported
+                self._outcomes[label, "error"] += 1
                 await self._handler_failed(ctx, exc)
+            else:
+                self._outcomes[label, "ok"] += 1
             timer.cancel()
         if not responder.answered:
             self._counts["no_answer"] += 1

@@ -291,6 +291,10 @@ class AIStats:
     rejected_open: int = 0
     streams: int = 0
     truncated: int = 0
+    #: Classification requests answered without an error status, and the
+    #: time they took (a resend after a short 429 included).
+    latency_count: int = 0
+    latency_sum_s: float = 0.0
 
 
 class GroqClient:
@@ -417,7 +421,10 @@ class GroqClient:
             "max_tokens": 16 * len(self.categories) + 16,
         }
         tokens = estimate_tokens(self._system_classify) + estimate_tokens(prompt)
+        started = self._clock()
         response = await self._post(payload, tokens)
+        self.counters.latency_count += 1
+        self.counters.latency_sum_s += self._clock() - started
         scores = self._decode_classification(response)
         self.breaker.record_success()
         self.counters.classified += 1
