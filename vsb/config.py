@@ -241,24 +241,21 @@ def _int_in(low: int, high: int) -> Callable[[str], int]:
     return decode
 
 
-def _seconds(raw: str) -> float:
-    try:
-        value = float(raw.strip())
-    except ValueError:
-        raise ValueError("a number of seconds greater than 0") from None
-    if not 0 < value < 1e9:
-        raise ValueError("a number of seconds greater than 0")
-    return value
+def _positive_number(expected: str) -> Callable[[str], float]:
+    def decode(raw: str) -> float:
+        try:
+            value = float(raw.strip())
+        except ValueError:
+            raise ValueError(expected) from None
+        if not 0 < value < 1e9:  # also refuses nan and inf
+            raise ValueError(expected)
+        return value
+
+    return decode
 
 
-def _positive(raw: str) -> float:
-    try:
-        value = float(raw.strip())
-    except ValueError:
-        raise ValueError("a positive number") from None
-    if not 0 < value < 1e9:
-        raise ValueError("a positive number")
-    return value
+_seconds = _positive_number("a number of seconds greater than 0")
+_positive = _positive_number("a positive number")
 
 
 def _http_url(raw: str) -> str:
