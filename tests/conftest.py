@@ -12,6 +12,10 @@
 - ``db`` (function): an opened :class:`vsb.services.database.Database` on
   ``database_url`` (``min_size=1, max_size=8, statement_timeout_s=10``).
 - ``empty_database_url`` (function): a fresh database with no table at all.
+- ``sandbox`` (function): the Discord emulator served in-process (no
+  listener), and ``rest``: a :class:`vsb.rest.RestClient` talking to it
+  through ``httpx.ASGITransport`` on the sandbox's clock. A directory's own
+  conftest may replace either (``tests/commands`` uses a fake REST).
 
 pytest-trio runs async fixtures per test, so the session-scoped setup here
 is synchronous.
@@ -25,11 +29,17 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+import httpx
 import psycopg
 import pytest
 
 from vsb.db import migrate
+from vsb.rest import RestClient
+from vsb.sandbox import Sandbox, open_sandbox
+from vsb.secret import Secret
 from vsb.services.database import Database
+
+SANDBOX_API_BASE = "http://sandbox.test/api/v10"
 
 
 def with_database(url: str, name: str) -> str:
@@ -103,3 +113,21 @@ def empty_database_url(postgres_admin_url: str) -> Iterator[str]:
         admin_execute(
             postgres_admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
         )
+
+
+@pytest.fixture
+async def sandbox() -> AsyncIterator[Sandbox]:
+    async with open_sandbox(serve_http=False) as sb:
+        yield sb
+
+
+@pytest.fixture
+async def rest(sandbox: Sandbox) -> AsyncIterator[RestClient]:
+    client = RestClient(
+        Secret(sandbox.bot_token),
+        api_base=SANDBOX_API_BASE,
+        transport=httpx.ASGITransport(app=sandbox.asgi_app),
+        wall_clock=sandbox.clock.unix,
+    )
+    async with client:
+        yield client

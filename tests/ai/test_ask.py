@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import httpx
 import orjson
 import pytest
 import trio
@@ -17,28 +16,10 @@ from vsb.commands.errors import CommandError
 from vsb.commands.response import Responder
 from vsb.models import Interaction, decode_event
 from vsb.rest import RestClient
-from vsb.sandbox import Sandbox, open_sandbox
+from vsb.sandbox import Sandbox
 from vsb.sandbox.groq import ASGI_API_BASE, GroqEmulator, Reply, StreamingASGITransport
 from vsb.secret import Secret
 from vsb.services.ai import GroqClient
-
-
-@pytest.fixture
-async def sandbox() -> AsyncIterator[Sandbox]:
-    async with open_sandbox(serve_http=False) as sb:
-        yield sb
-
-
-@pytest.fixture
-async def rest(sandbox: Sandbox) -> AsyncIterator[RestClient]:
-    client = RestClient(
-        Secret(sandbox.bot_token),
-        api_base="http://sandbox.test/api/v10",
-        transport=httpx.ASGITransport(app=sandbox.asgi_app),
-        wall_clock=sandbox.clock.unix,
-    )
-    async with client:
-        yield client
 
 
 async def run_ask(

@@ -27,7 +27,7 @@ from vsb.models import Interaction, Message, decode_event
 from vsb.moderation.rules import LocalClassifier, RuleConfig
 from vsb.rest import RestClient
 from vsb.router import EventRouter
-from vsb.sandbox import Sandbox, open_sandbox
+from vsb.sandbox import Sandbox
 from vsb.sandbox.groq import ASGI_API_BASE, GroqEmulator
 from vsb.secret import Secret
 from vsb.services.ai import GroqClient
@@ -101,24 +101,6 @@ class Harness:
         )
         await self.service.handle_review(ctx)
         return ix
-
-
-@pytest.fixture
-async def sandbox() -> AsyncIterator[Sandbox]:
-    async with open_sandbox(serve_http=False) as sb:
-        yield sb
-
-
-@pytest.fixture
-async def rest(sandbox: Sandbox) -> AsyncIterator[RestClient]:
-    client = RestClient(
-        Secret(sandbox.bot_token),
-        api_base="http://sandbox.test/api/v10",
-        transport=httpx.ASGITransport(app=sandbox.asgi_app),
-        wall_clock=sandbox.clock.unix,
-    )
-    async with client:
-        yield client
 
 
 @pytest.fixture
