@@ -9,38 +9,15 @@ role hierarchy rules moderation endpoints apply.
 
 from __future__ import annotations
 
-import enum
 from typing import TYPE_CHECKING
+
+from vsb.cache.permissions import Permissions
+
+#: The sandbox checks the same permission bits the bot computes with.
+Perm = Permissions
 
 if TYPE_CHECKING:
     from vsb.sandbox.state import Channel, Guild, Member
-
-
-class Perm(enum.IntFlag):
-    """Permission bits, named as in Discord's documentation."""
-
-    CREATE_INSTANT_INVITE = 1 << 0
-    KICK_MEMBERS = 1 << 1
-    BAN_MEMBERS = 1 << 2
-    ADMINISTRATOR = 1 << 3
-    MANAGE_CHANNELS = 1 << 4
-    MANAGE_GUILD = 1 << 5
-    ADD_REACTIONS = 1 << 6
-    VIEW_AUDIT_LOG = 1 << 7
-    VIEW_CHANNEL = 1 << 10
-    SEND_MESSAGES = 1 << 11
-    MANAGE_MESSAGES = 1 << 13
-    EMBED_LINKS = 1 << 14
-    ATTACH_FILES = 1 << 15
-    READ_MESSAGE_HISTORY = 1 << 16
-    MENTION_EVERYONE = 1 << 17
-    USE_EXTERNAL_EMOJIS = 1 << 18
-    CHANGE_NICKNAME = 1 << 26
-    MANAGE_NICKNAMES = 1 << 27
-    MANAGE_ROLES = 1 << 28
-    MANAGE_WEBHOOKS = 1 << 29
-    USE_APPLICATION_COMMANDS = 1 << 31
-    MODERATE_MEMBERS = 1 << 40
 
 
 ALL = Perm(sum(p.value for p in Perm))
